@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["labels", "top_features", "contingency", "nmi", "ari"]
+__all__ = ["ari", "contingency", "labels", "nmi", "top_features"]
 
 
 def labels(W) -> np.ndarray:

@@ -37,11 +37,11 @@ from chainnmf.numerics import default_dtype, tiny
 from chainnmf.terms import Loss
 
 __all__ = [
-    "Status",
-    "FitState",
-    "FitResult",
     "ConvergenceWarning",
+    "FitResult",
+    "FitState",
     "NonFiniteError",
+    "Status",
     "fit",
     "fit_restarts",
 ]

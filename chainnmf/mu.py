@@ -33,7 +33,7 @@ from jax import Array
 from chainnmf.numerics import multiplicative_update
 from chainnmf.terms import Loss, Term
 
-__all__ = ["split_gradient", "update_block", "mu_step", "make_step"]
+__all__ = ["make_step", "mu_step", "split_gradient", "update_block"]
 
 
 def _group_value(

@@ -27,12 +27,12 @@ import jax.numpy as jnp
 from jax import Array
 
 __all__ = [
+    "data_log_model",
     "default_dtype",
     "eps",
-    "tiny",
-    "safe_ratio",
     "multiplicative_update",
-    "data_log_model",
+    "safe_ratio",
+    "tiny",
     "xlogx",
 ]
 

@@ -40,7 +40,7 @@ from jax import Array
 from chainnmf.numerics import data_log_model, default_dtype, xlogx
 from chainnmf.terms import Loss, Term
 
-__all__ = ["Table", "Model", "vanilla", "multiview", "chain", "factor_name"]
+__all__ = ["Model", "Table", "chain", "factor_name", "multiview", "vanilla"]
 
 LOSSES = ("frobenius", "kl")
 INSERTION_POINT = "W"

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["Term", "Loss", "trace", "total"]
+__all__ = ["Loss", "Term", "total", "trace"]
 
 _SPLITS = ("sign", "elementwise")
 
