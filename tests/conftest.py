@@ -1,0 +1,26 @@
+"""Test settings shared by every test module.
+
+JAX's x64 mode is on for the whole suite, so oracle comparisons can run in
+float64; tests of the float32 path ask for float32 explicitly. Tolerances
+come from the dtype, through :func:`tolerance`.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+# Relative tolerances per dtype: a few hundred ulps, for sums over small tables.
+TOLERANCES = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+
+
+def tolerance(dtype) -> float:
+    """Return the relative tolerance for comparisons in ``dtype``."""
+    return TOLERANCES[np.dtype(dtype)]
+
+
+@pytest.fixture
+def rng():
+    """A NumPy generator with a fixed seed, so every run draws the same data."""
+    return np.random.default_rng(20261204)
