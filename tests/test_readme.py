@@ -1,0 +1,19 @@
+"""The Python examples in README.md run as written, in order."""
+
+import re
+import warnings
+from pathlib import Path
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_examples_run():
+    """Every ```python block of the README executes in one shared namespace."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["result"].loss_history[-1] <= namespace["result"].loss_history[0]
