@@ -89,12 +89,15 @@ def data_log_model(data: Array, model: Array) -> Array:
 
     ``data`` and ``model`` have the same shape (or are the same-length vectors
     of the stored entries of a sparse table). Entries with ``V = 0`` contribute
-    zero, and their gradient is zero rather than ``0/0``; the model is raised
-    to ``tiny`` where ``V > 0``.
+    zero. Where ``V > 0`` and the model is below ``tiny``, the model is taken as
+    ``tiny``, a constant, so the gradient there is exactly zero instead of
+    ``V / tiny`` (which overflows) times zero.
     """
     positive = data > 0
-    safe_model = jnp.where(positive, jnp.maximum(model, tiny(model.dtype)), 1.0)
-    return jnp.sum(jnp.where(positive, data * jnp.log(safe_model), 0.0))
+    clamped = model < tiny(model.dtype)
+    safe_model = jnp.where(positive & ~clamped, model, 1.0)
+    log_model = jnp.where(clamped, jnp.log(tiny(model.dtype)), jnp.log(safe_model))
+    return jnp.sum(jnp.where(positive, data * log_model, 0.0))
 
 
 def xlogx(data: Array) -> Array:

@@ -5,7 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from chainnmf import Model, Table, chain, multiview, vanilla
+from chainnmf import (
+    ConvergenceWarning,
+    Model,
+    Status,
+    Table,
+    chain,
+    multiview,
+    vanilla,
+)
 
 
 def _dense_divergence(V, model, loss):
@@ -154,3 +162,20 @@ def test_model_rejects_bad_rank():
     """A rank below 1 is rejected."""
     with pytest.raises(ValueError, match="rank must be"):
         vanilla(np.ones((3, 3)), 0)
+
+
+def test_kl_zero_model_at_positive_data_stays_finite(rng):
+    """A link with an all-zero column makes a row of the model exactly zero.
+
+    Where V > 0 but the model is 0, log(model) is taken at the smallest normal
+    number, a constant, so the gradient there is 0 and no NaN reaches W.
+    """
+    A = rng.random((6, 4))
+    A[:, 1] = 0.0
+    B = 5.0 + rng.random((4, 3))
+    model = chain([A, B], 2, loss="kl", weights=[1.0, 3.0])
+    with pytest.warns(ConvergenceWarning):
+        result = model.fit(0, max_iter=20, tol=0.0, eval_every=1)
+    assert result.status == Status.MAX_ITER
+    assert result.iterations == 20
+    assert np.all(np.isfinite(result.loss_history))
