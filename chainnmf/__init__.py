@@ -6,6 +6,10 @@ multiplicative update ``θ ← θ ⊙ ∇⁻ / ∇⁺``. :class:`Model` builds t
 vanilla, multi-view and chained NMF from a tree of linked tables.
 """
 
+from chainnmf import check as check
+from chainnmf import oracles as oracles
+from chainnmf.check import check_term_signs as check_term_signs
+from chainnmf.check import compare_with_rules as compare_with_rules
 from chainnmf.cluster import ari as ari
 from chainnmf.cluster import labels as labels
 from chainnmf.cluster import nmi as nmi
