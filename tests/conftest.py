@@ -20,6 +20,28 @@ def tolerance(dtype) -> float:
     return TOLERANCES[np.dtype(dtype)]
 
 
+def _dot_output_shapes(fn, *args) -> list[tuple[int, ...]]:
+    """Return the output shape of every matrix product in the jaxpr of ``fn``."""
+    shapes = []
+
+    def walk(jaxpr):
+        for equation in jaxpr.eqns:
+            if equation.primitive.name == "dot_general":
+                shapes.append(tuple(equation.outvars[0].aval.shape))
+            for value in equation.params.values():
+                if hasattr(value, "jaxpr"):
+                    walk(value.jaxpr)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return shapes
+
+
+@pytest.fixture
+def dot_shapes():
+    """A function that lists the matrix-product output shapes of ``fn(*args)``."""
+    return _dot_output_shapes
+
+
 @pytest.fixture
 def rng():
     """A NumPy generator with a fixed seed, so every run draws the same data."""

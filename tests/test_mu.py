@@ -40,7 +40,7 @@ def test_split_difference_is_gradient(rng, split):
     loss = _frobenius_loss(split)
     for block in ("W", "H"):
         plus, minus = split_gradient(loss, block, factors, data)
-        grad = jax.grad(lambda x: loss.value({**factors, block: x}, data))(
+        grad = jax.grad(lambda x, block=block: loss.value({**factors, block: x}, data))(
             factors[block]
         )
         np.testing.assert_allclose(plus - minus, grad, rtol=1e-10, atol=1e-12)

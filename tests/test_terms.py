@@ -8,22 +8,6 @@ import pytest
 from chainnmf import Loss, Term, total, trace
 
 
-def _dot_shapes(fn, *args):
-    """Return the output shapes of every matrix product in ``fn``'s jaxpr."""
-    shapes = []
-
-    def walk(jaxpr):
-        for equation in jaxpr.eqns:
-            if equation.primitive.name == "dot_general":
-                shapes.append(tuple(equation.outvars[0].aval.shape))
-            for value in equation.params.values():
-                if hasattr(value, "jaxpr"):
-                    walk(value.jaxpr)
-
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return shapes
-
-
 def test_trace_matches_numpy(rng):
     """tr(A B C) against NumPy's np.trace of the explicit product."""
     A, B, C = rng.random((4, 6)), rng.random((6, 3)), rng.random((3, 4))
@@ -42,7 +26,7 @@ def test_total_matches_numpy(rng):
     np.testing.assert_allclose(total(A, B), np.sum(A @ B), rtol=1e-12)
 
 
-def test_trace_never_forms_data_gram(rng):
+def test_trace_never_forms_data_gram(rng, dot_shapes):
     """tr(H2ᵀ Wᵀ X Xᵀ W H2) is contracted through k-column products only.
 
     X is 40 x 30 and k = 3, so any product wider than 3 on both sides (such as
@@ -56,7 +40,7 @@ def test_trace_never_forms_data_gram(rng):
     def value(W):
         return trace(H2.T, W.T, X, X.T, W, H2)
 
-    for shape in _dot_shapes(jax.grad(value), W):
+    for shape in dot_shapes(jax.grad(value), W):
         assert len(shape) < 2 or min(shape) <= 3, f"a {shape} product was formed"
 
 
