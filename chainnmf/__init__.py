@@ -10,6 +10,8 @@ from chainnmf import check as check
 from chainnmf import oracles as oracles
 from chainnmf.check import check_term_signs as check_term_signs
 from chainnmf.check import compare_with_rules as compare_with_rules
+from chainnmf.checkpoint import load_result as load_result
+from chainnmf.checkpoint import save_result as save_result
 from chainnmf.cluster import ari as ari
 from chainnmf.cluster import labels as labels
 from chainnmf.cluster import nmi as nmi

@@ -15,6 +15,15 @@ nothing is printed by the loop itself.
 
 Several starts can run at once with :func:`fit_restarts`, which maps the same
 loop over a leading axis of the factors with ``jax.vmap``.
+
+A long fit can write its state to a file every ``checkpoint_every`` sweeps and
+when it stops (``checkpoint=path``, see :mod:`chainnmf.checkpoint`), and a
+later call with ``resume=path`` continues from that file. Both run the same
+compiled loop, split at different sweeps, so a resumed fit returns the factors
+of an uninterrupted one.
+
+Every input is checked on the host by :mod:`chainnmf.validate` before anything
+is traced.
 """
 
 from __future__ import annotations
@@ -23,8 +32,7 @@ import dataclasses
 import enum
 import functools
 import logging
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
@@ -32,8 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from chainnmf import validate
 from chainnmf.mu import mu_step
-from chainnmf.numerics import default_dtype, tiny
+from chainnmf.numerics import tiny
+from chainnmf.schema import Model
 from chainnmf.terms import Loss
 
 __all__ = [
@@ -65,6 +75,16 @@ class Status(enum.IntEnum):
     MAX_ITER = 2
     NON_FINITE = 3
 
+    @property
+    def message(self) -> str:
+        """A sentence that explains this status and what to do about it."""
+        return _MESSAGES[self]
+
+
+_RESCALE = (
+    "Rescale the data (for example divide each table by its largest entry) or run "
+    "in float64 (jax.config.update('jax_enable_x64', True) at startup)"
+)
 
 _MESSAGES = {
     Status.RUNNING: "the fit has not finished",
@@ -74,10 +94,8 @@ _MESSAGES = {
         "tol; raise max_iter or tol"
     ),
     Status.NON_FINITE: (
-        "a sweep produced a non-finite value; the factors of the last finite "
-        "sweep were kept. Check the data for extreme magnitudes, rescale it, "
-        "use float64 (jax.config.update('jax_enable_x64', True)), or set a "
-        "positive floor"
+        "a NaN or an infinity appeared in a factor or in the loss; the factors "
+        f"of the last finite sweep were kept. {_RESCALE}, or set a positive floor"
     ),
 }
 
@@ -121,6 +139,7 @@ class FitResult:
         message: a sentence that explains ``status``.
         nonfinite_at: the sweep that produced a non-finite value, or None.
         dtype: the floating dtype the fit ran in, such as ``"float32"``.
+        settings: the fit's ``max_iter``, ``tol``, ``eval_every`` and ``floor``.
     """
 
     factors: dict[str, np.ndarray]
@@ -131,6 +150,7 @@ class FitResult:
     message: str
     nonfinite_at: int | None
     dtype: str
+    settings: dict[str, object] = dataclasses.field(default_factory=dict)
 
     @property
     def loss(self) -> float:
@@ -241,34 +261,9 @@ def _compiled(loss: Loss, settings: _Settings, batched: bool):
     return jax.jit(start), jax.jit(run)
 
 
-def _check_settings(max_iter: int, tol: float, eval_every: int, floor: float):
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
-    if not (tol >= 0):
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
-    if int(eval_every) != eval_every or eval_every < 1:
-        raise ValueError(f"eval_every must be a whole number >= 1, got {eval_every!r}")
-    if not (floor >= 0 and np.isfinite(floor)):
-        raise ValueError(f"floor must be finite and >= 0, got {floor!r}")
-    return _Settings(int(max_iter), float(tol), int(eval_every), float(floor))
-
-
-def _check_names(loss: Loss, factors: Mapping, data: Mapping) -> None:
-    missing = [name for name in loss.factors if name not in factors]
-    if missing:
-        raise ValueError(
-            f"missing initial value for factor(s) {missing}; got factors "
-            f"{sorted(factors)}"
-        )
-    absent = [name for name in loss.data_names if name not in data]
-    if absent:
-        raise ValueError(
-            f"missing data table(s) {absent} used by the loss terms; got tables "
-            f"{sorted(data)}"
-        )
-
-
-def _to_result(state: FitState, index: int | None = None) -> FitResult:
+def _to_result(
+    state: FitState, settings: _Settings, index: int | None = None
+) -> FitResult:
     """Convert a final state (restart ``index`` of a batch, when given)."""
 
     def pick(array):
@@ -285,9 +280,34 @@ def _to_result(state: FitState, index: int | None = None) -> FitResult:
         history_iterations=pick(state.history_at)[:evaluations],
         iterations=int(pick(state.iteration)),
         status=status,
-        message=_MESSAGES[status],
+        message=status.message,
         nonfinite_at=None if nonfinite_at < 0 else nonfinite_at,
         dtype=str(history.dtype),
+        settings=dataclasses.asdict(settings),
+    )
+
+
+def _state_from_result(result: FitResult, settings: _Settings) -> FitState:
+    """Rebuild the loop state that ``result`` was taken from, to resume it."""
+    dtype = np.dtype(result.dtype)
+    length = settings.max_iter // settings.eval_every + 2
+    evaluations = len(result.loss_history)
+    history = np.full(length, np.nan, dtype)
+    history[:evaluations] = result.loss_history
+    history_at = np.full(length, -1, np.int32)
+    history_at[:evaluations] = result.history_iterations
+    nonfinite_at = -1 if result.nonfinite_at is None else result.nonfinite_at
+    return FitState(
+        factors={
+            name: jnp.asarray(value, dtype) for name, value in result.factors.items()
+        },
+        iteration=jnp.asarray(result.iterations, jnp.int32),
+        loss=jnp.asarray(result.loss_history[-1], dtype),
+        history=jnp.asarray(history),
+        history_at=jnp.asarray(history_at),
+        evaluations=jnp.asarray(evaluations, jnp.int32),
+        status=jnp.asarray(int(result.status), jnp.int32),
+        nonfinite_at=jnp.asarray(nonfinite_at, jnp.int32),
     )
 
 
@@ -300,59 +320,149 @@ def _report(result: FitResult, on_nonfinite: str) -> None:
         result.loss,
     )
     if result.status == Status.MAX_ITER:
-        warnings.warn(result.message, ConvergenceWarning, stacklevel=3)
+        validate.warn(result.message, ConvergenceWarning)
     elif result.status == Status.NON_FINITE:
         message = f"non-finite value at sweep {result.nonfinite_at}: {result.message}"
+        if result.nonfinite_at == 0:
+            message = (
+                "non-finite value at sweep 0: the loss of the initial factors is "
+                "NaN or infinite, so no sweep ran. Look for start entries so large "
+                f"that their products overflow. {_RESCALE}"
+            )
         if on_nonfinite == "raise":
             raise NonFiniteError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        validate.warn(message, RuntimeWarning)
+
+
+def _checked_inputs(problem, factors, data, dtype, *, batched: bool):
+    """Validate a fit's inputs and resolve its dtype, before any tracing.
+
+    Returns:
+        ``(loss, factors, data, dtype)``, with the factors and data as given.
+    """
+    if isinstance(problem, Model):
+        if data is not None:
+            raise ValueError(
+                "data must be None when fitting a Model, whose tables are its "
+                f"data; got tables {sorted(data)}"
+            )
+        data = problem.data
+        loss = problem.loss
+    elif isinstance(problem, Loss):
+        validate.check_data(problem, data)
+        loss = problem
+    else:
+        raise TypeError(f"loss must be a Loss or a Model, got {type(problem).__name__}")
+    if factors is None:
+        raise ValueError("missing initial factors: pass factors, or resume=path")
+    if isinstance(problem, Model):
+        validate.check_model_start(problem, factors, batched=batched)
+    else:
+        validate.check_factors(problem, factors, batched=batched)
+    labelled = {f"table {name!r}": data[name] for name in loss.data_names}
+    labelled.update(
+        {f"initial factor {name!r}": factors[name] for name in loss.factors}
+    )
+    dtype = validate.check_dtype(dtype, labelled)
+    if isinstance(problem, Model):
+        validate.check_magnitudes(problem, dtype, factors, batched=batched)
+    return loss, factors, data, dtype
+
+
+def _inputs(problem, factors, data, options: validate.FitOptions, *, batched: bool):
+    """Validate a fit's inputs and convert them to arrays of the fit's dtype.
+
+    Returns:
+        ``(loss, settings, dtype, given, factors, data)``, where ``given`` is
+        the data as passed in (for checksums) and ``factors`` and ``data`` are
+        converted.
+    """
+    loss, factors, given, dtype = _checked_inputs(
+        problem, factors, data, options.dtype, batched=batched
+    )
+    settings = _Settings(
+        options.max_iter, options.tol, options.eval_every, options.floor
+    )
+    factors, data = _prepare(loss, factors, given, dtype)
+    if not isinstance(problem, Model):
+        validate.check_loss_shapes(loss, factors, data, batched=batched)
+    return loss, settings, dtype, given, factors, data
 
 
 def _prepare(loss, factors, data, dtype):
-    """Validate names and convert factors and data to arrays of one dtype."""
-    _check_names(loss, factors, data)
-    dtype = jnp.dtype(dtype) if dtype is not None else default_dtype()
+    """Convert factors and data to arrays of one dtype (``_as_dtype`` for tables)."""
     factors = {name: jnp.asarray(factors[name], dtype) for name in loss.factors}
     data = {name: _as_dtype(data[name], dtype) for name in loss.data_names}
     return factors, data
 
 
 def _as_dtype(table, dtype):
-    if hasattr(table, "astype") and not isinstance(table, np.ndarray | Array):
-        return table.astype(dtype)
-    return jnp.asarray(table, dtype)
+    """Convert a table to ``dtype``; sparse tables become a ``SparseMatrix`` here.
+
+    This is the one place where a fit converts scipy.sparse, BCOO and BCSR
+    tables (see :func:`chainnmf.sparse.as_operand`), on the host, so the
+    compiled loop only sees arrays and sparse matrices in both storage orders.
+    """
+    from chainnmf.sparse import as_operand
+
+    return as_operand(table, dtype)
+
+
+def _running(state: FitState) -> bool:
+    return bool(jnp.any(state.status == Status.RUNNING))
 
 
 def _drive(
-    loss: Loss,
-    factors,
+    run: Callable,
+    state: FitState,
     data,
-    settings: _Settings,
-    batched: bool,
-    callback: Callable[[FitState], None] | None,
-    chunk: int | None,
+    max_iter: int,
+    hooks: Sequence[tuple[int, Callable[[FitState], None] | None]],
 ) -> FitState:
-    """Run the compiled loop on the host, in chunks when a callback is given."""
-    start, run = _compiled(loss, settings, batched)
-    state = start(factors, data)
-    step = settings.max_iter if chunk is None else int(chunk)
-    if step < 1:
-        raise ValueError(f"chunk must be a whole number >= 1, got {chunk!r}")
-    done = 0
-    while done < settings.max_iter:
-        done = min(done + step, settings.max_iter)
+    """Run the compiled loop on the host, stopping wherever a hook is due.
+
+    Each hook ``(every, fn)`` calls ``fn`` with the state after every
+    ``every``-th sweep and once more when the loop stops. ``fn`` may be None,
+    which only splits the run. ``run`` continues from ``state.iteration``, so
+    a resumed state picks up the same schedule.
+    """
+    done = int(np.max(np.asarray(state.iteration)))
+    while done < max_iter and _running(state):
+        done = min([max_iter] + [(done // every + 1) * every for every, _ in hooks])
         state = run(state, data, jnp.asarray(done, jnp.int32))
-        if callback is not None:
-            callback(state)
-        if not bool(jnp.any(state.status == Status.RUNNING)):
-            break
+        stopped = done == max_iter or not _running(state)
+        for every, hook in hooks:
+            if hook is not None and (stopped or done % every == 0):
+                hook(state)
     return state
 
 
+def _read_resume(path: str, factors):
+    """Read the checkpoint to resume from, rejecting initial factors next to it."""
+    from chainnmf import checkpoint as checkpoints
+
+    if factors is not None:
+        raise ValueError(
+            "pass either initial factors or resume, not both: a resumed fit "
+            "starts from the factors stored in the checkpoint"
+        )
+    return checkpoints.read(path)
+
+
+def _checkpoint_writer(path: str, settings: _Settings, record: Mapping):
+    """Return a hook that writes the loop state to ``path`` with ``record``."""
+    from chainnmf import checkpoint as checkpoints
+
+    def write(state: FitState) -> None:
+        checkpoints.write(path, _to_result(state, settings), record)
+
+    return write
+
+
 def fit(
-    loss: Loss,
-    factors: Mapping[str, Array],
-    data: Mapping[str, Array],
+    loss: Loss | Model,
+    factors: Mapping[str, Array] | None = None,
+    data: Mapping[str, Array] | None = None,
     *,
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -362,13 +472,19 @@ def fit(
     callback: Callable[[FitState], None] | None = None,
     chunk: int | None = None,
     on_nonfinite: str = "warn",
+    checkpoint=None,
+    checkpoint_every: int | None = None,
+    resume=None,
 ) -> FitResult:
     """Minimize ``loss`` over its factors by multiplicative updates.
 
     Args:
         loss: the joint loss; its ``factors`` are updated in order each sweep.
-        factors: nonnegative initial factors by name; not modified.
-        data: nonnegative data tables by name; not modified.
+            A :class:`~chainnmf.schema.Model` may be passed instead: its tables
+            are then the data, and the start is checked against its shapes.
+        factors: nonnegative initial factors by name; not modified. Entries
+            that are exactly zero stay zero. None when ``resume`` is given.
+        data: nonnegative data tables by name; not modified. None for a Model.
         max_iter: the maximum number of sweeps.
         tol: stop when the relative decrease of the loss between two
             evaluations is below ``tol``.
@@ -381,29 +497,83 @@ def fit(
         chunk: sweeps per compiled call; by default all of them in one call.
         on_nonfinite: ``"warn"`` (default) or ``"raise"`` a
             :class:`NonFiniteError` when a sweep produces NaN or infinity.
+        checkpoint: a file path; the fit's state is written there every
+            ``checkpoint_every`` sweeps and when the fit stops, replacing the
+            previous file atomically.
+        checkpoint_every: sweeps between two checkpoint writes.
+        resume: a checkpoint file to continue from. The loss (or model), the
+            settings, the dtype and the data must match the file.
 
     Returns:
         A :class:`FitResult`. The same inputs give the same result.
 
+    Raises:
+        ValueError, TypeError: on invalid input (see :mod:`chainnmf.validate`)
+            or a checkpoint that does not match this fit.
+        NonFiniteError: with ``on_nonfinite="raise"``, when a NaN or an
+            infinity appears.
+
     Warns:
         ConvergenceWarning: when ``max_iter`` was reached before ``tol``.
+        RuntimeWarning: when a NaN or an infinity appears (the default).
     """
-    if on_nonfinite not in ("warn", "raise"):
-        raise ValueError(
-            f"on_nonfinite must be 'warn' or 'raise', got {on_nonfinite!r}"
+    from chainnmf import checkpoint as checkpoints
+
+    options = validate.check_fit_options(
+        max_iter=max_iter,
+        tol=tol,
+        eval_every=eval_every,
+        floor=floor,
+        dtype=dtype,
+        callback=callback,
+        chunk=chunk,
+        on_nonfinite=on_nonfinite,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+    )
+    saved = None
+    if options.resume is not None:
+        saved = _read_resume(options.resume, factors)
+        factors = saved.result.factors
+    problem = loss
+    loss, settings, dtype, given, factors, data = _inputs(
+        problem, factors, data, options, batched=False
+    )
+    record = None
+    if options.checkpoint is not None or saved is not None:
+        record = checkpoints.fit_record(
+            problem,
+            given,
+            dataclasses.asdict(settings),
+            dtype,
+            options.checkpoint_every,
         )
-    settings = _check_settings(max_iter, tol, eval_every, floor)
-    factors, data = _prepare(loss, factors, data, dtype)
-    state = _drive(loss, factors, data, settings, False, callback, chunk)
-    result = _to_result(state)
-    _report(result, on_nonfinite)
+    if saved is not None:
+        checkpoints.check_match(options.resume, saved.record, record)
+
+    start, run = _compiled(loss, settings, False)
+    state = (
+        start(factors, data)
+        if saved is None
+        else _state_from_result(saved.result, settings)
+    )
+
+    hooks = []
+    if options.checkpoint is not None:
+        write = _checkpoint_writer(options.checkpoint, settings, record)
+        hooks.append((options.checkpoint_every, write))
+    hooks.append((options.chunk or options.max_iter, options.callback))
+    state = _drive(run, state, data, settings.max_iter, hooks)
+    result = _to_result(state, settings)
+    _report(result, options.on_nonfinite)
     return result
 
 
 def fit_restarts(
-    loss: Loss,
+    loss: Loss | Model,
     factors: Mapping[str, Array],
-    data: Mapping[str, Array],
+    data: Mapping[str, Array] | None = None,
     *,
     max_iter: int = 200,
     tol: float = 1e-4,
@@ -417,24 +587,26 @@ def fit_restarts(
     ``factors`` holds every start stacked along a new first axis (shape
     ``(restarts, …)`` per factor); the data are shared. Each start stops on
     its own criteria; the batch runs until the last one stops. The other
-    arguments are those of :func:`fit`.
+    arguments are those of :func:`fit`; checkpoints are not supported here.
 
     Returns:
         One :class:`FitResult` per start, in order.
     """
-    if on_nonfinite not in ("warn", "raise"):
-        raise ValueError(
-            f"on_nonfinite must be 'warn' or 'raise', got {on_nonfinite!r}"
-        )
-    settings = _check_settings(max_iter, tol, eval_every, floor)
-    factors, data = _prepare(loss, factors, data, dtype)
-    counts = {name: value.shape[0] for name, value in factors.items()}
-    if len(set(counts.values())) != 1:
-        raise ValueError(
-            f"every factor needs the same number of starts on axis 0, got {counts}"
-        )
-    state = _drive(loss, factors, data, settings, True, None, None)
-    results = [_to_result(state, index) for index in range(next(iter(counts.values())))]
+    options = validate.check_fit_options(
+        max_iter=max_iter,
+        tol=tol,
+        eval_every=eval_every,
+        floor=floor,
+        dtype=dtype,
+        on_nonfinite=on_nonfinite,
+    )
+    loss, settings, _, _, factors, data = _inputs(
+        loss, factors, data, options, batched=True
+    )
+    start, run = _compiled(loss, settings, True)
+    state = _drive(run, start(factors, data), data, settings.max_iter, [])
+    count = next(iter(factors.values())).shape[0]
+    results = [_to_result(state, settings, index) for index in range(count)]
     for result in results:
-        _report(result, on_nonfinite)
+        _report(result, options.on_nonfinite)
     return results

@@ -9,9 +9,14 @@ that one rule holds everywhere:
   ``∇⁺``. Entries of ``∇⁺`` below ``δ = ε · max(∇⁺) + tiny`` are raised to
   ``δ`` (``tiny`` is the smallest positive normal number of the dtype). The
   rule is relative, so rescaling the data rescales nothing but the factors,
-  and every entry of ``∇⁺`` that is not tiny is divided by exactly.
+  and every entry of ``∇⁺`` that is not tiny is divided by exactly. An empty
+  ``∇⁺`` (a table with no rows or columns) counts as ``max(∇⁺) = 0``.
 * A factor entry that is exactly zero stays zero: multiplicative updates
-  cannot move it, and keeping it zero explicitly avoids ``0 · ∞``.
+  cannot move it, and keeping it zero explicitly avoids ``0 · ∞``. A dead
+  component (a column of ``W`` or a row of ``H`` that is exactly zero) has
+  ``∇⁻ = 0`` in the other factor's matching entries, so they become
+  ``0 / δ = 0``. It adds nothing to ``max(∇⁺)``, so the other components are
+  updated as if it were absent.
 * An optional floor raises every updated entry to at least ``floor`` (default
   0, no floor). A positive floor lets dead entries recover at the cost of
   exact zeros.
@@ -55,11 +60,12 @@ def tiny(dtype) -> float:
 def safe_ratio(numerator: Array, denominator: Array) -> Array:
     """Divide ``numerator`` by ``denominator`` with denominators raised to ``δ``.
 
-    ``δ = ε · max(denominator) + tiny`` for the dtype of ``denominator``; both
-    arrays are nonnegative and have the same shape.
+    ``δ = ε · max(denominator) + tiny`` for the dtype of ``denominator``, with
+    ``max`` of an empty array taken as 0. Both arrays are nonnegative and have
+    the same shape.
     """
     dtype = denominator.dtype
-    floor = eps(dtype) * jnp.max(denominator) + tiny(dtype)
+    floor = eps(dtype) * jnp.max(denominator, initial=0.0) + tiny(dtype)
     return numerator / jnp.maximum(denominator, floor)
 
 
