@@ -35,8 +35,12 @@ import inspect
 import string
 from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.experimental import sparse as jsparse
+
+from chainnmf.sparse import SparseMatrix, as_operand, diagonal_sum, inner, is_sparse
 
 __all__ = ["Loss", "Term", "total", "trace"]
 
@@ -192,13 +196,135 @@ def _check_matrices(matrices: Sequence[Array], what: str) -> None:
             )
 
 
+def _operand(matrix):
+    """Return ``matrix`` as a JAX array, a BCOO array or a SparseMatrix."""
+    if isinstance(matrix, SparseMatrix | jsparse.BCOO):
+        return matrix
+    if isinstance(matrix, jsparse.BCSR):
+        return matrix.to_bcoo()
+    if is_sparse(matrix):
+        return as_operand(matrix)
+    return jnp.asarray(matrix)
+
+
+def _sum_axis(array, axis: int):
+    """Sum a matrix over one axis; sparse matrices through a product with ones."""
+    if not is_sparse(array):
+        return jnp.sum(array, axis=axis)
+    ones = jnp.ones(array.shape[axis], array.dtype)
+    return ones @ array if axis == 0 else array @ ones
+
+
+def _sum_out(array, labels: str, drop: str):
+    """Sum ``array`` over the axes whose labels are in ``drop``."""
+    if not drop:
+        return array, labels
+    if len(drop) == len(labels):
+        if is_sparse(array):
+            return jnp.sum(array.data), ""
+        return jnp.sum(array), ""
+    axis = labels.index(drop)
+    return _sum_axis(array, axis), labels.replace(drop, "")
+
+
+def _reduce_single(array, labels: str, keep: str):
+    """Contract a lone operand: a diagonal (``"aa"``) or a sum over free axes."""
+    if len(labels) == 2 and labels[0] == labels[1]:
+        if labels[0] in keep:
+            raise NotImplementedError("a diagonal kept for later is not supported")
+        if is_sparse(array):
+            return diagonal_sum(array), ""
+        return jnp.trace(array), ""
+    drop = "".join(label for label in labels if label not in keep)
+    return _sum_out(array, labels, drop)
+
+
+def _contract_pair(left, right, keep: str):
+    """Contract two labelled operands with ``@``, keeping the labels in ``keep``.
+
+    Labels found in one operand only, and not kept, are summed out first
+    (a product with a vector of ones), so each product has one shared label.
+    Two shared labels make an elementwise inner product.
+    """
+    (x, x_labels), (y, y_labels) = left, right
+    x, x_labels = _sum_out(
+        x, x_labels, "".join(a for a in x_labels if a not in y_labels + keep)
+    )
+    y, y_labels = _sum_out(
+        y, y_labels, "".join(a for a in y_labels if a not in x_labels + keep)
+    )
+    shared = [label for label in x_labels if label in y_labels]
+
+    if len(shared) == 2:
+        if y_labels != x_labels:
+            y = y.T
+        if is_sparse(x) or is_sparse(y):
+            return inner(x, y), ""
+        return jnp.vdot(x, y), ""
+
+    if len(shared) == 1:
+        (label,) = shared
+        if len(x_labels) == 2 and x_labels[0] == label:
+            x, x_labels = x.T, x_labels[::-1]
+        if len(y_labels) == 2 and y_labels[1] == label:
+            y, y_labels = y.T, y_labels[::-1]
+        labels = x_labels.replace(label, "") + y_labels.replace(label, "")
+        if (
+            len(labels) == 2
+            and not (is_sparse(x) or is_sparse(y))
+            and x.shape[0] > y.shape[1]
+        ):
+            # Compute a tall product as the transpose of a wide one. XLA's CPU
+            # matmul is faster with the long side last, and tr(Xᵀ W H) and
+            # tr(Hᵀ Wᵀ X) then share one product Wᵀ X that XLA computes once.
+            return (y.T @ x.T).T, labels
+        return x @ y, labels
+
+    if is_sparse(x) or is_sparse(y):
+        raise NotImplementedError(
+            "an outer product with a sparse operand is not supported; write the "
+            "product in an order where each step shares an index"
+        )
+    return jnp.tensordot(x, y, axes=0), x_labels + y_labels
+
+
+def _contract(subscripts: str, matrices) -> Array:
+    """Evaluate a scalar einsum pairwise, in the order ``jnp.einsum_path`` picks.
+
+    Each step is a matrix product written with ``@``, so BCOO arrays and
+    :class:`~chainnmf.sparse.SparseMatrix` operands work wherever a dense
+    array does. The order is chosen from the shapes alone (opt_einsum's
+    ``"optimal"`` search), as ``jnp.einsum`` would choose it.
+    """
+    operands = [_operand(matrix) for matrix in matrices]
+    shapes = [jax.ShapeDtypeStruct(jnp.shape(x), jnp.float32) for x in operands]
+    path, _ = jnp.einsum_path(subscripts, *shapes, optimize="optimal")
+    labelled = list(zip(operands, subscripts.split("->")[0].split(",")))
+    for positions in path:
+        picked = [labelled[position] for position in positions]
+        for position in sorted(positions, reverse=True):
+            del labelled[position]
+        keep = "".join(labels for _, labels in labelled)
+        if len(picked) == 1:
+            labelled.append(_reduce_single(*picked[0], keep))
+        else:
+            labelled.append(_contract_pair(picked[0], picked[1], keep))
+    ((value, _),) = labelled
+    return value
+
+
 def trace(*matrices: Array) -> Array:
     """Return ``tr(M_1 M_2 … M_p)``, contracted in the cheapest order.
 
-    The cyclic product is handed to ``jnp.einsum`` with ``optimize="optimal"``,
-    which picks the pairwise contraction order from the operand shapes, so
-    ``trace(H.T, W.T, X, X.T, W, H)`` never forms the large ``X Xᵀ``. The same
-    order serves the gradient.
+    The pairwise contraction order is the one ``jnp.einsum_path`` picks from
+    the operand shapes with ``optimize="optimal"``, so ``trace(H.T, W.T, X,
+    X.T, W, H)`` never forms the large ``X Xᵀ``; the same order serves the
+    gradient. Each pairwise step is a product written with ``@``, so an
+    operand may be a dense array, a scipy.sparse matrix (converted on the
+    host, outside jit only), a ``jax.experimental.sparse`` BCOO array or a
+    :class:`~chainnmf.sparse.SparseMatrix`. A sparse operand is only ever
+    multiplied by dense vectors and matrices (or, for ``tr(AᵀB)`` of two
+    operands, read at its stored entries).
 
     Args:
         matrices: ``M_i`` of shape ``(a_i, a_{i+1})`` with ``a_{p+1} = a_1``.
@@ -209,21 +335,18 @@ def trace(*matrices: Array) -> Array:
         raise ValueError(
             f"trace: the product is not square: first operand {first}, last {last}"
         )
-    return jnp.einsum(
-        _cyclic_subscripts(len(matrices), True), *matrices, optimize="optimal"
-    )
+    return _contract(_cyclic_subscripts(len(matrices), True), matrices)
 
 
 def total(*matrices: Array) -> Array:
     """Return ``1ᵀ M_1 M_2 … M_p 1``, the sum of all entries of the product.
 
-    Contracted in the cheapest order, like :func:`trace`; for example
-    ``total(W, H)`` costs ``(m + n) k`` instead of ``m n k``.
+    Contracted in the cheapest order, like :func:`trace`, and with the same
+    operand types; for example ``total(W, H)`` costs ``(m + n) k`` instead of
+    ``m n k``.
 
     Args:
         matrices: ``M_i`` of shape ``(a_i, a_{i+1})``.
     """
     _check_matrices(matrices, "total")
-    return jnp.einsum(
-        _cyclic_subscripts(len(matrices), False), *matrices, optimize="optimal"
-    )
+    return _contract(_cyclic_subscripts(len(matrices), False), matrices)
