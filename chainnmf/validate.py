@@ -784,6 +784,10 @@ def _check_components(
     ``component_axis`` is the axis of the rank: 1 for ``W`` and 0 for ``H_t``.
     ``positive`` marks the entities (rows of ``W``, columns of ``H_t``) that
     meet a positive data entry.
+
+    NOTE: single entries are not checked. A start where row ``i`` of ``Z`` and
+    column ``l`` of ``H`` are positive only in different components models
+    ``V[i, l]`` as zero forever, which under KL adds ``-V log(tiny)``.
     """
     part = ("column", "rows") if component_axis == 1 else ("row", "columns")
     notes = []
