@@ -39,7 +39,7 @@ from chainnmf.fit import FitResult, Status
 from chainnmf.schema import Model
 from chainnmf.sparse import is_sparse
 from chainnmf.terms import Loss
-from chainnmf.validate import sparse_coordinates, stored_values
+from chainnmf.validation import sparse_coordinates, stored_values
 
 __all__ = [
     "Saved",

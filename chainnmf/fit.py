@@ -22,7 +22,7 @@ later call with ``resume=path`` continues from that file. Both run the same
 compiled loop, split at different sweeps, so a resumed fit returns the factors
 of an uninterrupted one.
 
-Every input is checked on the host by :mod:`chainnmf.validate` before anything
+Every input is checked on the host by :mod:`chainnmf.validation` before anything
 is traced.
 """
 
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from chainnmf import validate
+from chainnmf import validation as validate
 from chainnmf.mu import mu_step
 from chainnmf.numerics import tiny
 from chainnmf.schema import Model
@@ -508,7 +508,7 @@ def fit(
         A :class:`FitResult`. The same inputs give the same result.
 
     Raises:
-        ValueError, TypeError: on invalid input (see :mod:`chainnmf.validate`)
+        ValueError, TypeError: on invalid input (see :mod:`chainnmf.validation`)
             or a checkpoint that does not match this fit.
         NonFiniteError: with ``on_nonfinite="raise"``, when a NaN or an
             infinity appears.

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from chainnmf import validate
+from chainnmf import validation as validate
 from chainnmf.numerics import data_log_model, default_dtype, xlogx
 from chainnmf.sparse import SparseMatrix, as_operand, sampled_product
 from chainnmf.terms import Loss, Term
@@ -148,7 +148,7 @@ class Model:
     Args:
         tables: the tables; a parent must come before its children. Data may
             be dense arrays, scipy.sparse matrices or BCOO arrays, and are
-            checked (not copied, not modified) by :mod:`chainnmf.validate`.
+            checked (not copied, not modified) by :mod:`chainnmf.validation`.
         rank: the number of components ``k``.
 
     Raises:
@@ -163,7 +163,7 @@ class Model:
     Warns:
         UserWarning: for integer or boolean tables, which are converted to
         floating, and for KL tables with positive entries in rows that no
-        choice of factors can model. :mod:`chainnmf.validate` says what
+        choice of factors can model. :mod:`chainnmf.validation` says what
         happens to empty tables and to all-zero rows and columns.
     """
 

@@ -1,6 +1,6 @@
 """Input checks at the public entry points: each bad input and its message.
 
-Every expected message is written out from the rule in chainnmf.validate: it
+Every expected message is written out from the rule in chainnmf.validation: it
 names the table or factor, what was expected and what was found.
 """
 
