@@ -319,6 +319,8 @@ def _report(result: FitResult, on_nonfinite: str) -> None:
         result.status.name,
         result.loss,
     )
+    _warn_if_loss_rose(result)
+    _warn_if_factor_vanished(result)
     if result.status == Status.MAX_ITER:
         validate.warn(result.message, ConvergenceWarning)
     elif result.status == Status.NON_FINITE:
@@ -332,6 +334,51 @@ def _report(result: FitResult, on_nonfinite: str) -> None:
         if on_nonfinite == "raise":
             raise NonFiniteError(message)
         validate.warn(message, RuntimeWarning)
+
+
+# Relative rise between two evaluations above which a fit is reported as
+# rising: far above float32 round-off, far below what a wrong sign produces.
+_RISE_TOLERANCE = 1e-3
+
+
+def _warn_if_loss_rose(result: FitResult) -> None:
+    """Warn when the recorded loss rose, which multiplicative updates rule out.
+
+    For terms with correctly declared signs each sweep is non-increasing, so
+    a rise means a term whose gradient has the other sign than declared (its
+    wrong-signed part is clipped from the split), or a term outside that
+    family.
+    """
+    history = np.asarray(result.loss_history, dtype=np.float64)
+    if len(history) < 2:
+        return
+    rises = np.diff(history) / np.maximum(np.abs(history[:-1]), np.finfo(float).tiny)
+    worst = int(np.argmax(rises))
+    if rises[worst] > _RISE_TOLERANCE:
+        validate.warn(
+            f"the loss rose from {history[worst]:.6g} at sweep "
+            f"{int(result.history_iterations[worst])} to {history[worst + 1]:.6g} at "
+            f"sweep {int(result.history_iterations[worst + 1])}; a term may be "
+            "declared with the wrong sign. Run chainnmf.check_term_signs on the "
+            "loss to find it",
+            RuntimeWarning,
+        )
+
+
+def _warn_if_factor_vanished(result: FitResult) -> None:
+    """Warn when a whole factor ended at zero, a collapse no clustering survives."""
+    vanished = [
+        name
+        for name, value in result.factors.items()
+        if np.asarray(value).size and not np.any(np.asarray(value))
+    ]
+    if vanished:
+        validate.warn(
+            f"factor(s) {vanished} are all zero after the fit, so the model "
+            "collapsed. Check the term signs with chainnmf.check_term_signs, and "
+            "that the data are not all zero",
+            RuntimeWarning,
+        )
 
 
 def _checked_inputs(problem, factors, data, dtype, *, batched: bool):

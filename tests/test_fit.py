@@ -14,6 +14,7 @@ from chainnmf import (
     Term,
     chain,
     fit,
+    trace,
     vanilla,
 )
 from chainnmf.fit import fit_restarts
@@ -203,3 +204,35 @@ def test_restarts_need_equal_counts(model):
     factors["W"] = factors["W"][:1]
     with pytest.raises(ValueError, match="same number of starts"):
         fit_restarts(model.loss, factors, model.data)
+
+
+def _wrongly_signed_loss():
+    """‖X − WH‖² without ‖X‖², with the cross term's minus inside a '+' term."""
+    return Loss(
+        [
+            Term(lambda X, W, H: -2.0 * trace(X.T, W, H), sign=1),
+            Term(lambda W, H: trace(H.T, W.T, W, H)),
+        ],
+        factors=("W", "H"),
+    )
+
+
+def test_rising_loss_warns(rng):
+    """A loss that starts negative and rises to 0 is reported as rising.
+
+    The wrongly signed term's gradient is clipped from the split, so only the
+    Gram term acts and drives W and H to zero: the loss rises from -2 tr(XᵀWH)
+    + ‖WH‖² < 0 to 0, which multiplicative updates never do.
+    """
+    X = rng.random((10, 8))
+    start = {"W": 3.0 * rng.random((10, 3)), "H": 0.1 * rng.random((3, 8))}
+    with pytest.warns(RuntimeWarning, match="the loss rose from"):
+        fit(_wrongly_signed_loss(), start, {"X": X}, max_iter=50)
+
+
+def test_vanished_factor_warns(rng):
+    """Factors that end entirely at zero are reported by name."""
+    X = rng.random((10, 8))
+    start = {"W": rng.random((10, 3)), "H": rng.random((3, 8))}
+    with pytest.warns(RuntimeWarning, match=r"factor\(s\) \['H', 'W'\] are all zero"):
+        fit(_wrongly_signed_loss(), start, {"X": X}, max_iter=50)
