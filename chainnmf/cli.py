@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,10 +41,20 @@ def _fraction(text: str) -> float:
     return value
 
 
+# Seeds key jax.random, whose keys repeat beyond 32 bits when x64 mode is off.
+_SEED_LIMIT = 2**32
+_MAX_SEEDS = 1000
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     """Parse ``4`` as seeds 0-3, or ``0,5,7`` as a list of seeds."""
     if "," not in text:
-        return tuple(range(_positive_int(text)))
+        count = _positive_int(text)
+        if count > _MAX_SEEDS:
+            raise argparse.ArgumentTypeError(
+                f"expected at most {_MAX_SEEDS} seeds, got {count}"
+            )
+        return tuple(range(count))
     try:
         seeds = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -52,10 +63,22 @@ def _seeds(text: str) -> tuple[int, ...]:
         ) from None
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"seeds must be distinct, got {text!r}")
+    outside = [seed for seed in seeds if not 0 <= seed < _SEED_LIMIT]
+    if outside:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be in [0, {_SEED_LIMIT}), got {outside}"
+        )
     return seeds
 
 
-def _add_common(parser: argparse.ArgumentParser, *, seeds: str, output: str) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser,
+    *,
+    seeds: str,
+    output: str,
+    max_iter: int,
+    tol: float,
+) -> None:
     parser.add_argument(
         "--seeds",
         type=_seeds,
@@ -63,13 +86,17 @@ def _add_common(parser: argparse.ArgumentParser, *, seeds: str, output: str) -> 
         help=f"a number of seeds (0, 1, …) or a comma-separated list (default {seeds})",
     )
     parser.add_argument(
-        "--max-iter", type=_positive_int, help="maximum number of sweeps per fit"
+        "--max-iter",
+        type=_positive_int,
+        default=max_iter,
+        help=f"maximum number of sweeps per fit (default {max_iter})",
     )
     parser.add_argument(
         "--tol",
         type=_nonnegative_float,
+        default=tol,
         help="stop when the relative decrease of the loss between two evaluations "
-        "(every 10 sweeps) is below this",
+        f"(every 10 sweeps) is below this (default {tol:g})",
     )
     parser.add_argument(
         "--precision",
@@ -101,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     news = commands.add_parser(
         "news",
         help="authorship study: vanilla vs chained KL NMF on news articles",
-        description="Cluster the 3,824 NewsArticles documents (9 outlets) with "
+        description="Cluster the NewsArticles documents (3,824 articles, 9 outlets) with "
         "vanilla KL NMF and with KL NMF chained to GloVe word vectors; report NMI "
         "and ARI against the outlet per seed, their mean and standard deviation, "
         "a paired t-test, and the top words of each cluster.",
@@ -141,8 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="words listed per cluster (default 10)",
     )
-    _add_common(news, seeds="4", output="results/news")
-    news.set_defaults(max_iter=300, tol=1e-5)
+    _add_common(news, seeds="4", output="results/news", max_iter=300, tol=1e-5)
 
     synthetic = commands.add_parser(
         "synthetic",
@@ -169,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="density of the planted 1s inside each group's block (default 0.08)",
     )
-    _add_common(synthetic, seeds="10", output="results/synthetic")
-    synthetic.set_defaults(max_iter=500, tol=1e-6)
+    _add_common(
+        synthetic, seeds="10", output="results/synthetic", max_iter=500, tol=1e-6
+    )
     return parser
 
 
@@ -289,6 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # JAX logs its backend search at INFO; only chainnmf's progress is wanted.
     logging.getLogger("jax").setLevel(logging.WARNING)
+    # Fail now rather than after the fits if the results cannot be written.
+    try:
+        arguments.output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(
+            f"cannot create the output folder {str(arguments.output)!r}: {error}"
+        )
+    if not os.access(arguments.output, os.W_OK):
+        parser.error(f"the output folder {str(arguments.output)!r} is not writable")
     if arguments.precision == "float64":
         import jax
 

@@ -117,3 +117,38 @@ def test_format_table_aligns_columns():
     assert lines[0] == "a          value"
     assert lines[2] == "long name  0.500"
     assert lines[3] == "x          1.250"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["synthetic", "--seeds", "0,4294967296"], "seeds must be in [0, 4294967296)"),
+        (["synthetic", "--seeds=-1,2"], "seeds must be in [0, 4294967296), got [-1]"),
+        (["synthetic", "--seeds", "99999999999"], "expected at most 1000 seeds"),
+    ],
+)
+def test_seed_range_is_checked(capsys, argv, message):
+    """Seeds outside 32 bits and huge seed counts are rejected before any fit."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_first(tmp_path, capsys):
+    """An output path that is a file is rejected before any fit runs."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main(["synthetic", "--seeds", "1", "--output", str(blocker / "sub")])
+    assert stop.value.code == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_help_shows_iteration_defaults(capsys):
+    """news --help gives the defaults of --max-iter and --tol."""
+    with pytest.raises(SystemExit):
+        main(["news", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 300)" in text
+    assert "(default 1e-05)" in text

@@ -71,13 +71,15 @@ def write_json(path: Path, record: dict) -> None:
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(record, stream, indent=2, allow_nan=True)
+        # mkstemp creates the file readable by its owner only.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
-def environment() -> dict[str, str]:
+def environment() -> dict[str, str | bool]:
     """Return the versions and device that a result was computed with."""
     import platform
 
@@ -89,5 +91,5 @@ def environment() -> dict[str, str]:
         "numpy": np.__version__,
         "device": str(jax.devices()[0].device_kind),
         "platform": jax.default_backend(),
-        "x64": str(bool(jax.config.jax_enable_x64)),
+        "x64": bool(jax.config.jax_enable_x64),
     }

@@ -65,11 +65,9 @@ def run_synthetic(options: SyntheticOptions) -> dict:
     from chainnmf.datasets.synthetic import DEFAULT_BLOCK_DENSITY, planted_chain
 
     started = time.perf_counter()
-    density = (
-        DEFAULT_BLOCK_DENSITY
-        if options.block_density is None
-        else options.block_density
-    )
+    if options.block_density is None:
+        options = dataclasses.replace(options, block_density=DEFAULT_BLOCK_DENSITY)
+    density = options.block_density
     scores = {label: [] for label, *_ in ROWS}
     for seed in options.seeds:
         planted = planted_chain(seed, noise=options.noise, block_density=density)
