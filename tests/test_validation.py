@@ -132,7 +132,7 @@ def test_integer_tables_warn_once():
         model = chain([np.ones((3, 4), int), np.ones((4, 2), bool)], 2)
     messages = [str(w.message) for w in record if "integer" in str(w.message)]
     expected = (
-        "table 'A', table 'B' have integer or boolean entries; they are "
+        "integer or boolean entries in table 'A', table 'B'; they are "
         "converted to the fit's floating dtype"
     )
     assert messages == [expected]
@@ -379,7 +379,7 @@ def test_float64_without_x64_warns():
     with jax.enable_x64(False):
         model = vanilla(data, 2, name="A")
         with pytest.warns(
-            UserWarning, match="table 'A' are float64, but JAX's x64 mode is off"
+            UserWarning, match="float64 entries in table 'A', but JAX's x64 mode is off"
         ):
             result = fit(
                 model.loss,

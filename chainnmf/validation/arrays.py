@@ -173,7 +173,7 @@ def _check_finite(label: str, array, values: np.ndarray) -> None:
 def _warn_converted(labels: list[str]) -> None:
     if labels:
         warn(
-            f"{', '.join(labels)} have integer or boolean entries; they are "
+            f"integer or boolean entries in {', '.join(labels)}; they are "
             "converted to the fit's floating dtype"
         )
 

@@ -58,7 +58,7 @@ def check_dtype(dtype, arrays: Mapping[str, object]) -> np.dtype:
         ]
         if wide:
             warn(
-                f"{', '.join(wide)} are float64, but JAX's x64 mode is off, so the "
+                f"float64 entries in {', '.join(wide)}, but JAX's x64 mode is off, so the "
                 "fit runs in float32; call jax.config.update('jax_enable_x64', "
                 "True) at startup to run in float64"
             )
