@@ -7,8 +7,12 @@ from pathlib import Path
 README = Path(__file__).parent.parent / "README.md"
 
 
-def test_readme_examples_run():
-    """Every ```python block of the README executes in one shared namespace."""
+def test_readme_examples_run(tmp_path, monkeypatch):
+    """Every ```python block of the README executes in one shared namespace.
+
+    It runs in a temporary folder, since the examples write a checkpoint.
+    """
+    monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert blocks
     namespace: dict = {}
