@@ -7,7 +7,9 @@ vanilla, multi-view and chained NMF from a tree of linked tables.
 """
 
 from chainnmf import check as check
+from chainnmf import distributed as distributed
 from chainnmf import oracles as oracles
+from chainnmf import sparse as sparse
 from chainnmf.check import check_term_signs as check_term_signs
 from chainnmf.check import compare_with_rules as compare_with_rules
 from chainnmf.checkpoint import load_result as load_result
@@ -16,6 +18,7 @@ from chainnmf.cluster import ari as ari
 from chainnmf.cluster import labels as labels
 from chainnmf.cluster import nmi as nmi
 from chainnmf.cluster import top_features as top_features
+from chainnmf.fit import CollapseWarning as CollapseWarning
 from chainnmf.fit import ConvergenceWarning as ConvergenceWarning
 from chainnmf.fit import FitResult as FitResult
 from chainnmf.fit import FitState as FitState
@@ -33,6 +36,8 @@ from chainnmf.schema import chain as chain
 from chainnmf.schema import factor_name as factor_name
 from chainnmf.schema import multiview as multiview
 from chainnmf.schema import vanilla as vanilla
+from chainnmf.sparse import SparseMatrix as SparseMatrix
+from chainnmf.sparse import sparse_matrix as sparse_matrix
 from chainnmf.terms import Loss as Loss
 from chainnmf.terms import Term as Term
 from chainnmf.terms import total as total

@@ -47,6 +47,7 @@ from chainnmf.schema import Model
 from chainnmf.terms import Loss
 
 __all__ = [
+    "CollapseWarning",
     "ConvergenceWarning",
     "FitResult",
     "FitState",
@@ -61,6 +62,10 @@ logger = logging.getLogger(__name__)
 
 class ConvergenceWarning(UserWarning):
     """The fit stopped at its iteration limit before meeting its tolerance."""
+
+
+class CollapseWarning(UserWarning):
+    """A whole factor ended at zero although the data are not all zero."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -311,7 +316,7 @@ def _state_from_result(result: FitResult, settings: _Settings) -> FitState:
     )
 
 
-def _report(result: FitResult, on_nonfinite: str) -> None:
+def _report(result: FitResult, on_nonfinite: str, data_is_zero: bool) -> None:
     """Turn a final status into a log line, a warning or an error on the host."""
     logger.info(
         "fit stopped after %d sweeps (%s), loss %.6g",
@@ -320,7 +325,8 @@ def _report(result: FitResult, on_nonfinite: str) -> None:
         result.loss,
     )
     _warn_if_loss_rose(result)
-    _warn_if_factor_vanished(result)
+    if not data_is_zero:
+        _warn_if_factor_vanished(result)
     if result.status == Status.MAX_ITER:
         validate.warn(result.message, ConvergenceWarning)
     elif result.status == Status.NON_FINITE:
@@ -365,6 +371,11 @@ def _warn_if_loss_rose(result: FitResult) -> None:
         )
 
 
+def _all_zero(tables: Mapping) -> bool:
+    """Whether every table has only zero entries (zero factors are then exact)."""
+    return not any(np.any(validate.stored_values(table)) for table in tables.values())
+
+
 def _warn_if_factor_vanished(result: FitResult) -> None:
     """Warn when a whole factor ended at zero, a collapse no clustering survives."""
     vanished = [
@@ -376,8 +387,8 @@ def _warn_if_factor_vanished(result: FitResult) -> None:
         validate.warn(
             f"factor(s) {vanished} are all zero after the fit, so the model "
             "collapsed. Check the term signs with chainnmf.check_term_signs, and "
-            "that the data are not all zero",
-            RuntimeWarning,
+            "that the data are not too small for the dtype",
+            CollapseWarning,
         )
 
 
@@ -613,7 +624,7 @@ def fit(
     hooks.append((options.chunk or options.max_iter, options.callback))
     state = _drive(run, state, data, settings.max_iter, hooks)
     result = _to_result(state, settings)
-    _report(result, options.on_nonfinite)
+    _report(result, options.on_nonfinite, _all_zero(given))
     return result
 
 
@@ -647,13 +658,14 @@ def fit_restarts(
         dtype=dtype,
         on_nonfinite=on_nonfinite,
     )
-    loss, settings, _, _, factors, data = _inputs(
+    loss, settings, _, given, factors, data = _inputs(
         loss, factors, data, options, batched=True
     )
     start, run = _compiled(loss, settings, True)
     state = _drive(run, start(factors, data), data, settings.max_iter, [])
     count = next(iter(factors.values())).shape[0]
     results = [_to_result(state, settings, index) for index in range(count)]
+    data_is_zero = _all_zero(given)
     for result in results:
-        _report(result, options.on_nonfinite)
+        _report(result, options.on_nonfinite, data_is_zero)
     return results

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from chainnmf import (
+    CollapseWarning,
     ConvergenceWarning,
     Loss,
     NonFiniteError,
@@ -234,5 +235,5 @@ def test_vanished_factor_warns(rng):
     """Factors that end entirely at zero are reported by name."""
     X = rng.random((10, 8))
     start = {"W": rng.random((10, 3)), "H": rng.random((3, 8))}
-    with pytest.warns(RuntimeWarning, match=r"factor\(s\) \['H', 'W'\] are all zero"):
+    with pytest.warns(CollapseWarning, match=r"factor\(s\) \['H', 'W'\] are all zero"):
         fit(_wrongly_signed_loss(), start, {"X": X}, max_iter=50)
