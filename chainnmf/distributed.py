@@ -12,10 +12,10 @@ sums.
 
 Rows that do not divide evenly over the devices are padded with zero rows
 in ``W`` and in every root table. A zero row of ``W`` stays zero under
-multiplicative updates, contributes nothing to any Frobenius or KL term, to
-any gradient or to the largest ``∇⁺`` entry that sets the division guard, so
-the other rows of ``W``, every ``H`` and the loss are unchanged. The padding
-is removed from the fitted ``W``. A user's own :class:`~chainnmf.terms.Loss`
+multiplicative updates. It adds nothing to any Frobenius or KL term, to any
+gradient or to the largest ``∇⁺`` entry that sets the division guard, so the
+other rows of ``W``, every ``H`` and the loss are unchanged. The padding is
+removed from the fitted ``W``. A user's own :class:`~chainnmf.terms.Loss`
 may contain terms that a zero row does change, so :func:`fit_loss` rejects
 uneven rows instead of padding them.
 
@@ -128,8 +128,8 @@ def shard_model(
 
     Returns:
         ``(factors, data, padding)``: the sharded start, the placed tables
-        (root tables padded and, when dense, sharded by rows; the others
-        replicated) and the number of zero rows added to ``W``.
+        and the number of zero rows added to ``W``. Root tables are padded,
+        and sharded by rows when dense. The other tables are replicated.
     """
     count = _rows_count(mesh)
     dtype = default_dtype() if dtype is None else jnp.dtype(dtype)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from chainnmf.numerics import multiplicative_update
-from chainnmf.terms import Loss, Term
+from chainnmf.terms import Loss, Term, shared_products
 
 __all__ = ["make_step", "mu_step", "split_gradient", "update_block"]
 
@@ -43,9 +43,14 @@ def _group_value(
     factors: Mapping[str, Array],
     data: Mapping[str, Array],
 ) -> Array:
-    """Sum ``λ f`` over ``terms`` with the factor ``block`` set to ``theta``."""
+    """Sum ``λ f`` over ``terms`` with the factor ``block`` set to ``theta``.
+
+    The terms share their products of equal operands (see
+    :func:`chainnmf.terms.shared_products`), so their gradients do too.
+    """
     values = {**data, **factors, block: theta}
-    return sum(term.unsigned(values) for term in terms)
+    with shared_products():
+        return sum(term.unsigned(values) for term in terms)
 
 
 def split_gradient(

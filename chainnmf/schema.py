@@ -40,7 +40,7 @@ from jax import Array
 from chainnmf import validation as validate
 from chainnmf.numerics import data_log_model, default_dtype, xlogx
 from chainnmf.sparse import SparseMatrix, as_operand, sampled_product
-from chainnmf.terms import Loss, Term
+from chainnmf.terms import Loss, Term, product
 
 __all__ = ["Model", "Table", "chain", "factor_name", "multiview", "vanilla"]
 
@@ -87,7 +87,7 @@ def _path_product(W: Array, *links) -> Array:
     """
     Z = W
     for link in links:
-        Z = (Z.T @ as_operand(link)).T
+        Z = product(Z, as_operand(link), transpose_left=True).T
     return Z
 
 
@@ -95,13 +95,27 @@ def _frobenius_cross(W, H, *links_and_data):
     """``tr(Hᵀ Zᵀ V) = ⟨Zᵀ V, H⟩``: one product of the data with a k-column matrix."""
     *links, V = links_and_data
     Z = _path_product(W, *links)
-    return jnp.vdot(Z.T @ as_operand(V), H)
+    return jnp.vdot(product(Z, as_operand(V), transpose_left=True), H)
+
+
+@jax.custom_jvp
+def _gram(A: Array) -> Array:
+    """Return ``A Aᵀ``, with a gradient ``(C + Cᵀ) A`` of one product, not two."""
+    return A @ A.T
+
+
+@_gram.defjvp
+def _gram_tangent(primals, tangents):
+    # Written as P + Pᵀ with P = dA Aᵀ, the tangent transposes to (C + Cᵀ) A.
+    (A,), (tangent,) = primals, tangents
+    half = tangent @ A.T
+    return A @ A.T, half + half.T
 
 
 def _frobenius_gram(W, H, *links):
     """``tr((ZᵀZ)(H Hᵀ))``: two k x k Gram matrices."""
     Z = _path_product(W, *links)
-    return jnp.vdot(Z.T @ Z, H @ H.T)
+    return jnp.vdot(_gram(Z.T), _gram(H))
 
 
 def _squared_norm(V):
@@ -142,6 +156,66 @@ def _mean(V) -> Array:
     return jnp.sum(_values(V)) / max(rows * columns, 1)
 
 
+def _draw_random_start(key, data, *, plan, root, rank, rows, dtype):
+    """Draw the start that :meth:`Model.init` documents, in one compiled call.
+
+    Args:
+        key: a ``jax.random`` key.
+        data: the converted tables by name.
+        plan: ``(name, ancestors, columns)`` of every table, in model order.
+        root: the name of the first table without a parent.
+        rank: ``k``.
+        rows: the rows of ``W``.
+        dtype: the floating dtype of the factors.
+    """
+    scale_w = jnp.sqrt(_mean(data[root]) / rank)
+    W = jax.random.uniform(jax.random.fold_in(key, 0), (rows, rank), dtype)
+    factors = {INSERTION_POINT: W * scale_w}
+    for index, (name, ancestors, columns) in enumerate(plan, start=1):
+        Z = _path_product(factors[INSERTION_POINT], *(data[a] for a in ancestors))
+        mean_z = jnp.maximum(jnp.mean(Z), jnp.finfo(dtype).tiny)
+        scale_h = 2 * _mean(data[name]) / (rank * mean_z)
+        draw = jax.random.uniform(
+            jax.random.fold_in(key, index), (rank, columns), dtype
+        )
+        factors[factor_name(name)] = draw * scale_h
+    return factors
+
+
+# Compiled once per model structure: drawing op by op compiled each random
+# draw and product separately, which took seconds for a small tree.
+_random_start = jax.jit(
+    _draw_random_start, static_argnames=("plan", "root", "rank", "rows", "dtype")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ClampedObjective:
+    """``Σ_t λ_t max(D_t, 0)``: each table's terms summed, clamped, weighted.
+
+    It keeps terms and weights but no data, and compares by value, so models
+    of the same structure share one compiled fit and a cached fit does not
+    keep a model's tables alive.
+
+    Attributes:
+        tables: ``(name, λ_t, terms of D_t at unit weight)`` per table.
+    """
+
+    tables: tuple[tuple[str, float, tuple[Term, ...]], ...]
+
+    def divergences(self, factors, data) -> dict[str, Array]:
+        """Return ``max(D_t, 0)`` per table name."""
+        values = {**data, **factors}
+        return {
+            name: jnp.maximum(sum(term.evaluate(values) for term in terms), 0)
+            for name, _, terms in self.tables
+        }
+
+    def __call__(self, factors, data) -> Array:
+        divergences = self.divergences(factors, data)
+        return sum(weight * divergences[name] for name, weight, _ in self.tables)
+
+
 class Model:
     """A tree of linked tables factored with one shared ``W`` of rank ``k``.
 
@@ -178,7 +252,12 @@ class Model:
                 for term in self._terms(table, float(table.weight))
             ),
             factors=(INSERTION_POINT, *(factor_name(t.name) for t in self.tables)),
-            objective=self.objective,
+            objective=_ClampedObjective(
+                tuple(
+                    (table.name, float(table.weight), self._terms(table, 1.0))
+                    for table in self.tables
+                )
+            ),
         )
 
     # -- structure -----------------------------------------------------------
@@ -263,19 +342,13 @@ class Model:
         Each value is clamped at zero, since round-off in the Gram form can
         push an exact fit slightly below it.
         """
-        data = self.data if data is None else data
-        values = {**data, **factors}
-        losses = {}
-        for table in self.tables:
-            terms = self._terms(table, 1.0)
-            total = sum(term.evaluate(values) for term in terms)
-            losses[table.name] = jnp.maximum(total, 0)
-        return losses
+        return self.loss.objective.divergences(
+            factors, self.data if data is None else data
+        )
 
     def objective(self, factors: Mapping[str, Array], data: Mapping[str, Array]):
         """Return ``Σ_t λ_t D_t``, each divergence clamped at zero."""
-        losses = self.table_losses(factors, data)
-        return sum(float(t.weight) * losses[t.name] for t in self.tables)
+        return self.loss.objective(factors, data)
 
     # -- starts --------------------------------------------------------------
 
@@ -311,25 +384,20 @@ class Model:
 
     def _draw_start(self, data, seed: int, dtype) -> dict[str, Array]:
         """Draw the start of :meth:`init` for one seed from converted tables."""
-        key = jax.random.key(seed)
-        k = self.rank
-        root = next(t for t in self.tables if t.parent is None)
-        scale_w = jnp.sqrt(_mean(data[root.name]) / k)
-        factors = {
-            INSERTION_POINT: jax.random.uniform(
-                jax.random.fold_in(key, 0), (self.n_rows, k), dtype
-            )
-            * scale_w
-        }
-        for index, table in enumerate(self.tables, start=1):
-            links = [data[name] for name in self.path(table.name)]
-            Z = _path_product(factors[INSERTION_POINT], *links)
-            mean_z = jnp.maximum(jnp.mean(Z), jnp.finfo(dtype).tiny)
-            scale_h = 2 * _mean(data[table.name]) / (k * mean_z)
-            shape = (k, np.shape(table.data)[1])
-            draw = jax.random.uniform(jax.random.fold_in(key, index), shape, dtype)
-            factors[factor_name(table.name)] = draw * scale_h
-        return factors
+        plan = tuple(
+            (table.name, self.path(table.name), np.shape(table.data)[1])
+            for table in self.tables
+        )
+        root = next(t.name for t in self.tables if t.parent is None)
+        return _random_start(
+            jax.random.key(seed),
+            data,
+            plan=plan,
+            root=root,
+            rank=self.rank,
+            rows=self.n_rows,
+            dtype=jnp.dtype(dtype),
+        )
 
     def fit(self, seed: int | None = None, *, init=None, **options):
         """Fit the model from :meth:`init` (or from ``init``, a factor dict).
@@ -401,8 +469,11 @@ class Model:
         """Continue a fit from the checkpoint file ``path``, and keep checkpointing.
 
         The settings, dtype and ``checkpoint_every`` stored in the file are
-        used unless ``options`` (those of :func:`chainnmf.fit.fit`) override
-        them. The file must match this model and its data.
+        used. ``options`` (those of :func:`chainnmf.fit.fit`) may change
+        ``checkpoint``, ``checkpoint_every``, ``callback`` and ``chunk``; a
+        different ``max_iter``, ``tol``, ``eval_every``, ``floor`` or dtype is
+        rejected, so the resumed fit equals the uninterrupted one. The file
+        must match this model and its data.
         """
         from chainnmf.checkpoint import read_record
 

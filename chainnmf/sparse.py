@@ -13,26 +13,29 @@ needs then costs O(nnz · k) and reads one of the two copies row by row:
   divergence needs, without forming the m x n product.
 
 Each copy is in sliced ELLPACK form. Rows are grouped by their number of
-entries; within a group every row is padded with zeros to the same length, a
+entries, and every row of a group is padded with zeros to the same length, a
 multiple of ``SLOTS`` (8). A product then walks the padded slots of a group
 ``SLOTS`` at a time with ``jax.lax.scan``, and XLA fuses the gathers of rows
 of ``X`` with the multiply-adds into one loop with no (nnz x k) temporary.
-Group lengths grow by at most a factor 1.25, which bounds the padding.
+Group lengths grow by a factor of at most 1.5, which bounds the padding.
 
-Why this layout (measured on a 2-core Xeon, jax 0.10.2, float32, a uniform
-random 20000 x 50000 table at 0.1 % density, k = 20): one ``V @ X`` took
-about 6 ms this way with 60 % padding, against 8 ms for scipy's CSR product,
-11 to 18 ms for ``jax.experimental.sparse.BCSR`` (a compiled CSR kernel),
-34 ms for a gather followed by ``jax.ops.segment_sum`` over sorted rows and
-51 ms for a BCOO product. Splitting a BCSR product into row blocks did not
-run the blocks in parallel.
+Why this layout: on a 2-core Xeon (jax 0.10.2, float32, a uniform random
+20000 x 50000 table at 0.1 % density, k = 20, other jobs running), one
+``V @ X`` took about 4 ms this way, against 7 to 8 ms for
+scipy's CSR product, 11 to 18 ms for ``jax.experimental.sparse.BCSR`` (a
+compiled CSR kernel), 34 ms for a gather followed by
+``jax.ops.segment_sum`` over sorted rows and 51 ms for a BCOO product.
+Splitting a BCSR product into row blocks did not run the blocks in
+parallel.
 
 The stored values are constants for autodiff: the products give gradients
-with respect to the dense factors only.
+with respect to the dense factors only, and in reverse mode only
+(``jax.grad`` and ``jax.vjp``, not ``jax.jvp``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from typing import NamedTuple
@@ -55,19 +58,23 @@ __all__ = [
     "sparse_matrix",
 ]
 
-# Slots handled per step of a product: 8 was fastest of 4, 8, 16, 40 and 80
-# in the measurement of the module docstring.
+# Slots handled per step of a product. On the table of the module docstring,
+# 8 was about 10 % faster than 16, and faster still than 4, 40 and 80.
 SLOTS = 8
 
 # Consecutive group lengths (in steps of SLOTS slots) differ by at most this
-# factor, so a row is padded by less than 25 % plus SLOTS - 1 slots.
-_GROWTH = 1.25
+# factor, so a row is padded by less than 50 % plus SLOTS - 1 slots (rows of
+# small groups, merged into longer ones, excepted). On the table of the module
+# docstring, 1.5 with small groups merged padded 24 % of the row copy against
+# 7 % for 1.25 without merging, ran as fast, and compiled a KL fit in 9 s
+# instead of 20 s.
+_GROWTH = 1.5
 
 
 class _Slices(NamedTuple):
     """One copy of a sparse matrix: its rows in groups of equal padded length.
 
-    Group ``g`` holds ``r_g`` rows, padded to ``s_g · SLOTS`` slots, laid out
+    Group ``g`` contains ``r_g`` rows, padded to ``s_g · SLOTS`` slots, laid out
     step by step: slot ``(t, i, l)`` is entry ``t · SLOTS + l`` of the group's
     row ``i``. Padding slots have value 0 and column 0.
 
@@ -108,6 +115,9 @@ class SparseMatrix:
         nnz: the number of stored entries, without padding.
         dtype: the dtype of the stored values.
     """
+
+    # NumPy arrays defer to __rmatmul__ instead of treating this as an object.
+    __array_ufunc__ = None
 
     def __init__(self, by_rows, by_columns, to_columns, to_rows, shape, nnz, dtype):
         self.by_rows = by_rows
@@ -247,6 +257,7 @@ def _split(flat: Array, like: tuple[Array, ...]) -> tuple[Array, ...]:
     return tuple(groups)
 
 
+@jax.jit
 def _slices_times(slices: _Slices, values, dense: Array) -> Array:
     """Return ``S @ dense`` for the matrix ``S`` of ``slices`` with ``values``.
 
@@ -291,13 +302,17 @@ def _matmul_backward(matrix, cotangent):
 _matmul.defvjp(_matmul_forward, _matmul_backward)
 
 
+@jax.jit
 def _sampled_groups(slices: _Slices, left: Array, right: Array) -> list[Array]:
     """Return ``(left @ right)`` at every slot of ``slices``, group by group.
 
     Each slot reads the k entries of one row of ``rightᵀ`` one by one, so XLA
-    fuses the gathers, products and sums of a step into one loop, with no
-    gathered (rows x k) array in memory (about 15 % faster than gathering
-    whole rows in the measurement of the module docstring).
+    fuses the gathers, products and sums of a step into one loop, and no
+    (nnz x k) array is formed. On the table of the module docstring this was
+    about 15 % faster than gathering whole rows of ``rightᵀ``.
+
+    NOTE: each step is unrolled over the k components, so compile time grows
+    with the rank (measured only up to k = 20).
     """
     right_t = right.T
     groups = []
@@ -449,6 +464,14 @@ def _slices(major, minor, values, size, dtype):
     steps = -(-counts // SLOTS)
     lengths = np.asarray(_group_lengths(int(steps.max(initial=0))))
     group_of_row = np.where(counts > 0, np.searchsorted(lengths, steps), -1)
+    # Each group costs its own loop (and compile time), so a group of fewer
+    # than 1/64 of the rows joins the next longer one.
+    sizes = np.bincount(group_of_row[counts > 0], minlength=lengths.size)
+    used = np.flatnonzero(sizes)
+    for group, following in itertools.pairwise(used):
+        if sizes[group] < max(SLOTS, size // 64):
+            group_of_row[group_of_row == group] = following
+            sizes[following] += sizes[group]
     group_of_entry = group_of_row[major]
 
     rows, columns, groups, flat = [], [], [], np.zeros(major.size, np.int64)
