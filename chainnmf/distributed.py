@@ -25,7 +25,7 @@ uses every core. On several machines, start the same program on each one
 and call :func:`jax.distributed.initialize` first::
 
     jax.distributed.initialize(
-        coordinator_address="10.0.0.1:1234",  # host:port of process 0
+        coordinator_address="head-node:1234",  # host:port of process 0
         num_processes=2,
         process_id=int(os.environ["RANK"]),  # 0 or 1
     )
