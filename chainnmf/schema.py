@@ -156,25 +156,35 @@ def _mean(V) -> Array:
     return jnp.sum(_values(V)) / max(rows * columns, 1)
 
 
-def _draw_random_start(key, data, *, plan, root, rank, rows, dtype):
+def _draw_random_start(key, data, *, plan, roots, rank, rows, dtype):
     """Draw the start that :meth:`Model.init` documents, in one compiled call.
 
     Args:
         key: a ``jax.random`` key.
         data: the converted tables by name.
         plan: ``(name, ancestors, columns)`` of every table, in model order.
-        root: the name of the first table without a parent.
+        roots: the names of the tables without a parent.
         rank: ``k``.
         rows: the rows of ``W``.
         dtype: the floating dtype of the factors.
     """
-    scale_w = jnp.sqrt(_mean(data[root]) / rank)
+    # The mean over every table without a parent, so one all-zero view does
+    # not zero W.
+    root_mean = sum(_mean(data[name]) for name in roots) / len(roots)
+    scale_w = jnp.sqrt(root_mean / rank)
     W = jax.random.uniform(jax.random.fold_in(key, 0), (rows, rank), dtype)
     factors = {INSERTION_POINT: W * scale_w}
     for index, (name, ancestors, columns) in enumerate(plan, start=1):
         Z = _path_product(factors[INSERTION_POINT], *(data[a] for a in ancestors))
-        mean_z = jnp.maximum(jnp.mean(Z), jnp.finfo(dtype).tiny)
-        scale_h = 2 * _mean(data[name]) / (rank * mean_z)
+        mean_z = jnp.sum(Z) / max(Z.size, 1)
+        mean_v = _mean(data[name])
+        # Where Z is all zero (an empty or all-zero parent) H_t cannot reach
+        # the data, so it gets the scale of a table without a parent.
+        scale_h = jnp.where(
+            mean_z > 0,
+            2 * mean_v / (rank * jnp.where(mean_z > 0, mean_z, 1)),
+            jnp.sqrt(mean_v / rank),
+        )
         draw = jax.random.uniform(
             jax.random.fold_in(key, index), (rank, columns), dtype
         )
@@ -185,7 +195,7 @@ def _draw_random_start(key, data, *, plan, root, rank, rows, dtype):
 # Compiled once per model structure: drawing op by op compiled each random
 # draw and product separately, which took seconds for a small tree.
 _random_start = jax.jit(
-    _draw_random_start, static_argnames=("plan", "root", "rank", "rows", "dtype")
+    _draw_random_start, static_argnames=("plan", "roots", "rank", "rows", "dtype")
 )
 
 
@@ -388,12 +398,13 @@ class Model:
             (table.name, self.path(table.name), np.shape(table.data)[1])
             for table in self.tables
         )
-        root = next(t.name for t in self.tables if t.parent is None)
+        roots = tuple(t.name for t in self.tables if t.parent is None)
         return _random_start(
-            jax.random.key(seed),
+            # The implementation is named so a global default cannot change it.
+            jax.random.key(seed, impl="threefry2x32"),
             data,
             plan=plan,
-            root=root,
+            roots=roots,
             rank=self.rank,
             rows=self.n_rows,
             dtype=jnp.dtype(dtype),

@@ -60,11 +60,6 @@ def test_result_records_dtype(rng, dtype):
         assert factor.dtype == dtype
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Model.init calls jax.random.key without impl, so the global "
-    "jax_default_prng_impl setting changes the start",
-)
 def test_start_ignores_default_prng_impl(model):
     """The start of a seed is the same under another default PRNG implementation."""
     expected = np.asarray(model.init(0)["W"])
