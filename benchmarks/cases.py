@@ -1,6 +1,6 @@
 """The benchmark cases: which solvers run on which problem, and how long.
 
-A case names a problem and the solvers measured side by side on it; each
+A case names a problem and the solvers measured side by side on it. Each
 (case, solver) pair runs in its own process when the benchmark isolates
 runs, so its peak memory is its own. :func:`build` turns a pair into a
 ``run(iterations)`` callable and records the work one iteration does, for
@@ -132,11 +132,11 @@ def cases(quick: bool) -> list[Case]:
             )
     if quick:
         # A smoke run covers each group once and compiles as little as it can.
-        kept = ("dense-frobenius", "chain-paper", "terms-paper")
+        smoke_cases = ("dense-frobenius", "chain-paper", "terms-paper")
         listed = [
             case
             for case in listed
-            if case.name in kept or case.name.startswith("scaling-frobenius")
+            if case.name in smoke_cases or case.name.startswith("scaling-frobenius")
         ]
     return listed
 

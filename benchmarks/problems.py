@@ -2,7 +2,7 @@
 
 Every table is float32 with entries uniform in ``[0, 1)``. Sparse tables
 place their entries at uniformly random positions (duplicates summed), so
-each row holds about ``density · n`` entries. Starts follow scikit-learn's
+each row has about ``density · n`` entries. Starts follow scikit-learn's
 random initialization scale: entries uniform in ``[0, 1)`` times
 ``sqrt(mean(V) / k)``, and the same start is given to every solver of a case.
 """
@@ -59,8 +59,8 @@ class Chain:
     """A chain ``X → Y``: ``X`` is m x a, ``Y`` is a x b, both dense.
 
     The loss is ``‖X − W H‖² + ‖Y − Xᵀ W H2‖²`` with ``W`` (m x k),
-    ``H`` (k x a) and ``H2`` (k x b), the two-table chain of the paper's
-    appendix.
+    ``H`` (k x a) and ``H2`` (k x b): the two-table chain of appendix A.2 of
+    the paper named in :mod:`solvers`.
     """
 
     m: int

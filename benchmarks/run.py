@@ -8,8 +8,8 @@ Usage::
 
 In a full run every (case, solver) pair runs in its own Python process, so
 the peak memory reported for it is its own and no solver's threads compete
-with another's (``--isolation none`` runs them all in this process, the
-default with ``--quick``). The machine's limits (matmul rate
+with another's. ``--isolation none`` runs them all in this process, the
+default with ``--quick``. The machine's limits (matmul rate
 and memory bandwidth) are measured in the same run. The record goes to
 ``<output>/results/<date>-<machine>.json`` and the tables to
 ``<output>/RESULTS.md``, where ``<output>`` is this folder by default.

@@ -458,8 +458,8 @@ def _as_dtype(table, dtype):
     """Convert a table to ``dtype``; sparse tables become a ``SparseMatrix`` here.
 
     This is the one place where a fit converts scipy.sparse, BCOO and BCSR
-    tables (see :func:`chainnmf.sparse.as_operand`), on the host, so the
-    compiled loop only sees arrays and sparse matrices in both storage orders.
+    tables (see :func:`chainnmf.sparse.as_operand`), on the host. The compiled
+    loop then receives only arrays and sparse matrices in both storage orders.
     """
     from chainnmf.sparse import as_operand
 

@@ -65,8 +65,8 @@ SLOTS = 8
 # Consecutive group lengths (in steps of SLOTS slots) differ by at most this
 # factor, so a row is padded by less than 50 % plus SLOTS - 1 slots (rows of
 # small groups, merged into longer ones, excepted). On the table of the module
-# docstring, 1.5 with small groups merged padded 24 % of the row copy against
-# 7 % for 1.25 without merging, ran as fast, and compiled a KL fit in 9 s
+# docstring, 1.5 with small groups merged padded 24 % of the row copy, against
+# 7 % for 1.25 without merging. It ran as fast and compiled a KL fit in 9 s
 # instead of 20 s.
 _GROWTH = 1.5
 
@@ -261,8 +261,8 @@ def _split(flat: Array, like: tuple[Array, ...]) -> tuple[Array, ...]:
 def _slices_times(slices: _Slices, values, dense: Array) -> Array:
     """Return ``S @ dense`` for the matrix ``S`` of ``slices`` with ``values``.
 
-    ``dense`` is a vector of length n or an n x k matrix; ``values`` has the
-    layout of ``slices.values`` (the matrix's own values, or a cotangent).
+    ``dense`` is a vector of length n or an n x k matrix. ``values`` has the
+    layout of ``slices.values``: the matrix's own values, or a cotangent.
     """
     matrix = dense[:, None] if dense.ndim == 1 else dense
     width = matrix.shape[1]

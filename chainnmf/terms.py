@@ -361,7 +361,7 @@ def trace(*matrices: Array) -> Array:
 
     The pairwise contraction order is the one ``jnp.einsum_path`` picks from
     the operand shapes with ``optimize="optimal"``, so ``trace(H.T, W.T, X,
-    X.T, W, H)`` never forms the large ``X Xᵀ``; the same order serves the
+    X.T, W, H)`` never forms the large ``X Xᵀ``. The same order serves the
     gradient. Each pairwise step is a product written with ``@``, so an
     operand may be a dense array, a scipy.sparse matrix (converted on the
     host, outside jit only), a ``jax.experimental.sparse`` BCOO array or a
