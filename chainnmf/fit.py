@@ -73,7 +73,7 @@ class NonFiniteError(FloatingPointError):
 
 
 class Status(enum.IntEnum):
-    """Why the fit loop stopped."""
+    """Reason the fit loop stopped."""
 
     RUNNING = 0
     CONVERGED = 1
@@ -372,7 +372,7 @@ def _warn_if_loss_rose(result: FitResult) -> None:
 
 
 def _all_zero(tables: Mapping) -> bool:
-    """Whether every table has only zero entries (zero factors are then exact)."""
+    """Return whether every table has only zero entries (zero factors are then exact)."""
     return not any(np.any(validate.stored_values(table)) for table in tables.values())
 
 
@@ -642,7 +642,7 @@ def fit_restarts(
 ) -> list[FitResult]:
     """Fit several starts at once, mapped with ``jax.vmap`` over a leading axis.
 
-    ``factors`` holds every start stacked along a new first axis (shape
+    ``factors`` contains every start stacked along a new first axis (shape
     ``(restarts, …)`` per factor); the data are shared. Each start stops on
     its own criteria; the batch runs until the last one stops. The other
     arguments are those of :func:`fit`; checkpoints are not supported here.

@@ -52,7 +52,7 @@ def test_fit_history_points_follow_eval_every(model):
 
 
 def test_fit_warns_at_iteration_limit(model):
-    """Reaching max_iter raises a ConvergenceWarning that says what to change."""
+    """Reaching max_iter raises a ConvergenceWarning that names what to change."""
     with pytest.warns(ConvergenceWarning, match="raise max_iter or tol"):
         result = model.fit(0, max_iter=3, tol=0.0)
     assert result.status == Status.MAX_ITER

@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
 def test_notebooks_exist():
-    """The folder holds at least one notebook, so the test below runs something."""
+    """The folder contains at least one notebook, so the test below runs something."""
     assert NOTEBOOKS
 
 
